@@ -31,7 +31,8 @@ Check = Callable[[], Awaitable[CheckResult]]
 def worst(statuses: list[str]) -> Status:
     """The worst of several statuses (healthy if there are none)."""
     rank = max((_RANK.get(s, 2) for s in statuses), default=0)
-    return ("healthy", "degraded", "unhealthy")[rank]  # type: ignore[return-value]
+    statuses_by_rank: tuple[Status, ...] = ("healthy", "degraded", "unhealthy")
+    return statuses_by_rank[rank]
 
 
 async def run_check(check: Check, *, timeout: float = 2.0) -> CheckResult:

@@ -33,9 +33,7 @@ AUTH_FAILURES = Counter("logwarden_auth_failures_total", "Refused authentication
 INGESTED_EVENTS = Counter("logwarden_ingested_events_total", "Events accepted.", ["input", "format"])
 REJECTED_EVENTS = Counter("logwarden_rejected_events_total", "Records refused.", ["input", "reason"])
 INGESTED_BYTES = Counter("logwarden_ingested_bytes_total", "Bytes received.", ["input"])
-PUBLISH_LATENCY = Histogram(
-    "logwarden_publish_latency_seconds", "Time to XADD one batch.", buckets=FAST_BUCKETS
-)
+PUBLISH_LATENCY = Histogram("logwarden_publish_latency_seconds", "Time to XADD one batch.", buckets=FAST_BUCKETS)
 UPLOAD_FILES = Counter("logwarden_upload_files_total", "Uploaded files by final status.", ["status"])
 BACKPRESSURE = Counter("logwarden_backpressure_total", "Requests refused or paused for backlog.", ["input"])
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from shared.health import CheckResult
 from shared.models import LogEvent
+from shared.querylang.ast import MatchAll, Node
 from shared.store.records import (
     ApiKeyRecord,
     FileRecord,
@@ -21,7 +22,6 @@ from shared.store.records import (
     SearchHistoryRecord,
     UserRecord,
 )
-from shared.querylang.ast import MatchAll, Node
 
 SortField = Literal["timestamp", "response_time_ms", "status_code"]
 SortOrder = Literal["asc", "desc"]
