@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from redis.asyncio import Redis
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from services.gateway.auth.dependencies import require_permission
+from services.gateway.auth.router import router as auth_router
+from services.gateway.auth.service import ensure_first_admin
 from services.gateway.health import UPSTREAMS
 from services.gateway.health import router as health_router
 from services.gateway.openapi import OpenApiMerger
@@ -23,6 +27,17 @@ from shared.internal import Principal
 from shared.service import set_health_checks, setup_service
 from shared.settings import Settings
 from shared.store.factory import create_meta_store
+
+log = logging.getLogger(__name__)
+
+
+STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>logwarden API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/swagger-init.js"></script></body></html>"""
 
 
 def _proxy_endpoint(route: ProxyRoute) -> Callable[..., Awaitable[Response]]:
@@ -51,6 +66,13 @@ def create_app(settings: Settings) -> FastAPI:
         redis = Redis.from_url(settings.effective_redis_url, health_check_interval=30)
         meta = create_meta_store(settings)
         await meta.open()
+        admin, generated = await ensure_first_admin(meta=meta, settings=settings)
+        if generated is not None:
+            log.warning(
+                "created the first admin %r with the generated password %s (shown once; change it)",
+                admin,
+                generated,
+            )
         upstream = create_upstream_client()
         health_client = create_upstream_client()
         provider = app.state.tracer_provider
@@ -90,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     setup_service(app, service="gateway", settings=settings, internal_auth=False)
     app.include_router(health_router)
+    app.include_router(auth_router)
 
     for route in PROXY_ROUTES:
         app.add_api_route(route.path, _proxy_endpoint(route), methods=list(route.methods), include_in_schema=False)
@@ -101,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(_: Principal = Depends(require_permission("read"))) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="logwarden API")
+        return HTMLResponse(SWAGGER_PAGE)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     return app
