@@ -345,9 +345,11 @@ class _Parser:
     def field_clause(self, tok: _Token) -> Node:
         field = self.resolve_field(tok.text, tok.pos)
         lex = self.lex
+        # Lucene and Kibana accept "field: value"; people type it that way.
+        lex.skip_ws()
         pos = lex.pos
         c = lex.char()
-        if not c or c.isspace() or c == ")":
+        if not c or c == ")":
             raise QuerySyntaxError(f"missing value for field {field!r}", pos, "a value after ':'")
         if c == "(":
             raise QuerySyntaxError("grouping values as 'field:(...)' is not supported", pos, "a value after ':'")
@@ -368,9 +370,10 @@ class _Parser:
         lex = self.lex
         op = lex.text[pos : pos + 2] if lex.char(1) == "=" else lex.char()
         lex.pos += len(op)
+        lex.skip_ws()
         vpos = lex.pos
         c = lex.char()
-        if not c or c.isspace() or c in "()":
+        if not c or c in "()":
             raise QuerySyntaxError(f"missing value after {op!r}", vpos, f"a value after {op!r}")
         if c == '"':
             value = lex.read_quoted()

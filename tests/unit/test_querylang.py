@@ -46,6 +46,9 @@ PARSE_CASES: list[tuple[str, Node]] = [
     ("a.b/c?d", M("a.b/c?d")),
     # field:value
     ("service:api", Term("service", "api")),
+    # Lucene and Kibana users write a space after the colon or the operator.
+    ("service: api", Term("service", "api")),
+    ("status_code:>= 500", Range("status_code", "500", None, True, True)),
     ("SERVICE:Api", Term("service", "Api")),
     ("message:foo", M("foo")),
     ("message:foo:bar", M("foo:bar")),
@@ -227,7 +230,7 @@ ERROR_CASES: list[tuple[str, int, str]] = [
     ("attrs.:x", 6, "an attribute key of letters, digits, '_', '.' or '-'"),
     ("attrs.a/b:x", 6, "an attribute key of letters, digits, '_', '.' or '-'"),
     ("service:", 8, "a value after ':'"),
-    ("service: api", 8, "a value after ':'"),
+    ("service:   ", 11, "a value after ':'"),
     ("(service:)", 9, "a value after ':'"),
     ("service:(a OR b)", 8, "a value after ':'"),
     # values that do not fit the field type
@@ -255,7 +258,7 @@ ERROR_CASES: list[tuple[str, int, str]] = [
     ("message:>a", 8, 'a word, a "phrase" or word*'),
     # comparison syntax
     ("status_code:>=", 14, "a value after '>='"),
-    ("status_code:> 5", 13, "a value after '>'"),
+    ("status_code:>   ", 16, "a value after '>'"),
     ("status_code:<)", 13, "a value after '<'"),
     ("service:>a*", 10, "a value without '*'"),
     # range syntax
