@@ -1,0 +1,1 @@
+"""Authentication and authorisation at the gateway: users, sessions, API keys."""
