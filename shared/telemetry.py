@@ -72,6 +72,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # One line per upstream call would drown the services' own logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def otlp_endpoint(settings: Settings) -> str | None:

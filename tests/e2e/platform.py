@@ -42,8 +42,8 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def logs(self) -> str:
-        """What the platform printed so far (for failure messages)."""
-        return self.log_path.read_text(errors="replace")[-5000:]
+        """Everything the platform printed so far."""
+        return self.log_path.read_text(errors="replace")
 
     def health(self) -> dict[str, object]:
         """The gateway's /api/health document."""
@@ -85,7 +85,7 @@ def run_platform(tmp: Path, **overrides: str) -> Iterator[Platform]:
         try:
 
             def healthy() -> bool:
-                assert proc.poll() is None, f"logwarden up exited early:\n{platform.logs()}"
+                assert proc.poll() is None, f"logwarden up exited early:\n{platform.logs()[-5000:]}"
                 return platform.health().get("status") == "healthy"
 
             wait_until(healthy, timeout=60, interval=0.2, what="the platform to become healthy")
