@@ -108,12 +108,8 @@ class MongoMetaStore(MetaStore):
         await self._files.create_index(
             [("tenant_id", ASCENDING), ("uploaded_at", DESCENDING)], name="tenant_uploaded_at"
         )
-        await self._saved.create_index(
-            [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created_at"
-        )
-        await self._history.create_index(
-            [("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp"
-        )
+        await self._saved.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created_at")
+        await self._history.create_index([("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp")
 
     async def close(self) -> None:
         """Close the client's connection pools."""
@@ -312,9 +308,7 @@ class MongoMetaStore(MetaStore):
         if limit <= 0:
             return []
         cursor = (
-            self._history.find({"user_id": user_id})
-            .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
-            .limit(limit)
+            self._history.find({"user_id": user_id}).sort([("timestamp", DESCENDING), ("_id", DESCENDING)]).limit(limit)
         )
         return [_from_doc(SearchHistoryRecord, d) for d in await cursor.to_list()]
 

@@ -289,9 +289,7 @@ class SqliteMetaStore(MetaStore):
             latest = MIGRATIONS[-1][0]
             if current > latest:
                 # Newer code has migrated this file; running old code on it could corrupt it.
-                raise RuntimeError(
-                    f"{self.path} has schema version {current}, this build knows up to {latest}"
-                )
+                raise RuntimeError(f"{self.path} has schema version {current}, this build knows up to {latest}")
             now = format_datetime(datetime.now(UTC))
             for version, name, statements in MIGRATIONS:
                 if version <= current:
@@ -423,9 +421,7 @@ class SqliteMetaStore(MetaStore):
         """Newest first; only ``tenant_id``'s files when given."""
         limit = max(limit, 0)  # a negative LIMIT means "no limit" to SQLite
         if tenant_id is None:
-            rows = await self._fetchall(
-                f"{FILES.select_sql()} ORDER BY uploaded_at DESC, id DESC LIMIT ?", (limit,)
-            )
+            rows = await self._fetchall(f"{FILES.select_sql()} ORDER BY uploaded_at DESC, id DESC LIMIT ?", (limit,))
         else:
             rows = await self._fetchall(
                 f"{FILES.select_sql()} WHERE tenant_id = ? ORDER BY uploaded_at DESC, id DESC LIMIT ?",
@@ -517,9 +513,7 @@ class SqliteMetaStore(MetaStore):
     async def touch_api_key(self, key_id: str, when: datetime) -> None:
         """Record the last use of a key (no-op for an unknown key)."""
         async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (format_datetime(when), key_id)
-            )
+            await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (format_datetime(when), key_id))
 
     # saved searches and history
 
