@@ -41,6 +41,7 @@ LEVEL_ALIASES: Final[dict[str, str]] = {
 _UNIT_SECONDS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _RELATIVE_RE: Final = re.compile(r"now(?:([+-])([0-9]+)([smhdw]))?", re.IGNORECASE)
 # Unsigned and at most 18 digits: status codes are never negative and stores keep i64.
+_STATUS_CLASS_RE: Final = re.compile(r"([1-5])xx", re.IGNORECASE)
 _INT_RE: Final = re.compile(r"[0-9]{1,18}")
 _FLOAT_RE: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 ATTR_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -452,6 +453,12 @@ class _Parser:
         return value
 
     def term(self, field: str, value: str, pos: int) -> Node:
+        status_class = _STATUS_CLASS_RE.fullmatch(value) if field == "status_code" else None
+        if status_class:
+            # "status_code:5xx" is what people type; it means the range of that class.
+            digit = status_class.group(1)
+            self.count(1, pos)
+            return Range(field, f"{digit}00", f"{digit}99", True, True)
         value = self.check_value(field, value, pos)
         self.count(1, pos)
         return Term(field, value)

@@ -48,6 +48,8 @@ PARSE_CASES: list[tuple[str, Node]] = [
     ("service:api", Term("service", "api")),
     # Lucene and Kibana users write a space after the colon or the operator.
     ("service: api", Term("service", "api")),
+    ("status_code:5xx", Range("status_code", "500", "599", True, True)),
+    ("status_code:4XX", Range("status_code", "400", "499", True, True)),
     ("status_code:>= 500", Range("status_code", "500", None, True, True)),
     ("SERVICE:Api", Term("service", "Api")),
     ("message:foo", M("foo")),
