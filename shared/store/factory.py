@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.settings import Settings
 from shared.store.base import LogStore, MetaStore
+from shared.store.tracing import traced
 
 
 def create_log_store(settings: Settings) -> LogStore:
@@ -12,10 +13,10 @@ def create_log_store(settings: Settings) -> LogStore:
     if settings.log_store == "elasticsearch":
         from shared.store.elasticsearch_store import ElasticsearchLogStore
 
-        return ElasticsearchLogStore(settings)
+        return traced(ElasticsearchLogStore(settings), kind="logstore", system="elasticsearch")
     from shared.store.tantivy_store import TantivyLogStore
 
-    return TantivyLogStore(settings.data_dir / "logs")
+    return traced(TantivyLogStore(settings.data_dir / "logs"), kind="logstore", system="tantivy")
 
 
 def create_meta_store(settings: Settings) -> MetaStore:
@@ -24,7 +25,11 @@ def create_meta_store(settings: Settings) -> MetaStore:
         from shared.store.mongo_meta import MongoMetaStore
 
         assert settings.mongodb_url is not None  # enforced by the settings validator
-        return MongoMetaStore(settings.mongodb_url.get_secret_value(), settings.mongodb_database)
+        return traced(
+            MongoMetaStore(settings.mongodb_url.get_secret_value(), settings.mongodb_database),
+            kind="metastore",
+            system="mongodb",
+        )
     from shared.store.sqlite_meta import SqliteMetaStore
 
-    return SqliteMetaStore(settings.data_dir / "meta.sqlite3")
+    return traced(SqliteMetaStore(settings.data_dir / "meta.sqlite3"), kind="metastore", system="sqlite")
