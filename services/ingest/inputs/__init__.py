@@ -1,0 +1,1 @@
+"""The ingest inputs: uploads, HTTP bodies, Elasticsearch bulk, OTLP, TCP and syslog."""
