@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from services.query.cache import QueryCache
+from services.query.indexer import Indexer
+from services.query.router import internal_router, router
 from shared.health import CheckResult, check_redis
 from shared.service import set_health_checks, setup_service
 from shared.settings import Settings
@@ -24,15 +27,25 @@ def create_app(settings: Settings) -> FastAPI:
         meta = create_meta_store(settings)
         await store.open()
         await meta.open()
+        indexer = Indexer(settings=settings, redis=redis, store=store, meta=meta)
         app.state.redis, app.state.store, app.state.meta = redis, store, meta
+        app.state.cache = QueryCache(
+            redis, ttl_seconds={"search": settings.search_cache_seconds, "stats": settings.stats_cache_seconds}
+        )
+        app.state.indexer = indexer
 
         async def redis_check() -> CheckResult:
             return await check_redis(redis)
 
-        set_health_checks(app, {"redis": redis_check, "store": store.health, "metadata": meta.health})
+        set_health_checks(
+            app, {"redis": redis_check, "store": store.health, "metadata": meta.health, "indexer": indexer.health}
+        )
+        indexer.start()
         try:
             yield
         finally:
+            # The indexer stops first: its last batch must finish writing before the store closes.
+            await indexer.stop()
             await store.close()
             await meta.close()
             await redis.aclose()
@@ -40,4 +53,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="logwarden query", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     setup_service(app, service="query", settings=settings)
+    app.include_router(router)
+    app.include_router(internal_router)
     return app
