@@ -67,11 +67,16 @@ class TimeCount(BaseModel):
 
 
 class TimeBucket(BaseModel):
-    """Events and errors in one histogram bucket (bucket start, UTC)."""
+    """One histogram bucket (start time, UTC): events, errors, levels and response-time percentiles."""
 
     timestamp: str
     count: int
     errors: int
+    levels: dict[str, int] = {}
+    avg_response_time_ms: float | None = None
+    p50_response_time_ms: float | None = None
+    p95_response_time_ms: float | None = None
+    p99_response_time_ms: float | None = None
 
 
 class ServiceErrorRate(BaseModel):

@@ -110,6 +110,8 @@ SERVICES_SIZE: Final[int] = 1000
 ERROR_MESSAGES_SIZE: Final[int] = 5000
 STATUS_CODES_SIZE: Final[int] = 1000
 LEVELS_SIZE: Final[int] = 16
+#: Width, in ``rt_bucket`` steps, of the per-time-bucket response-time histograms.
+TIMELINE_RT_BUCKET_WIDTH: Final[int] = 5
 
 Backend = Literal["tantivy", "elasticsearch"]
 
@@ -146,7 +148,19 @@ def kpi_aggregations(interval_ms: int, backend: Backend) -> dict[str, Any]:
         },
         "services": {"terms": {"field": "service", "size": SERVICES_SIZE}, "aggs": {"errors": errors}},
         "top_errors": {"terms": {"field": ERROR_MESSAGE_FIELD, "size": ERROR_MESSAGES_SIZE}},
-        "over_time": {**time_histogram(interval_ms, backend), "aggs": {"errors": errors}},
+        "over_time": {
+            **time_histogram(interval_ms, backend),
+            "aggs": {
+                "errors": errors,
+                "levels": {"terms": {"field": "level", "size": LEVELS_SIZE}},
+                "rt": {"stats": {"field": "response_time_ms"}},
+                # Per-bucket percentiles only feed a chart: 5 %-wide buckets keep the
+                # request small (one sub-histogram per time bucket) at ~2.5 % error.
+                "rt_hist": {
+                    "histogram": {"field": RT_BUCKET_FIELD, "interval": TIMELINE_RT_BUCKET_WIDTH, "min_doc_count": 1}
+                },
+            },
+        },
     }
 
 
@@ -243,6 +257,40 @@ class _Stats:
 
 
 @dataclass
+class _TimeSlot:
+    count: int = 0
+    errors: float = 0.0
+    levels: Counter[str] = field(default_factory=Counter)
+    rt: _Stats = field(default_factory=_Stats)
+    rt_hist: Counter[int] = field(default_factory=Counter)
+
+    def add(self, bucket: Mapping[str, Any]) -> None:
+        self.count += int(bucket["doc_count"])
+        self.errors += _sum_value(bucket.get("errors"))
+        for b in _buckets(bucket, "levels"):
+            self.levels[str(b["key"])] += int(b["doc_count"])
+        self.rt.add(bucket.get("rt"))
+        for b in _buckets(bucket, "rt_hist"):
+            # Key k counts rt buckets k..k+4; k+2 is their middle.
+            self.rt_hist[round(float(b["key"])) + TIMELINE_RT_BUCKET_WIDTH // 2] += int(b["doc_count"])
+
+    def to_dict(self, timestamp: int) -> dict[str, Any]:
+        def pct(p: float) -> float | None:
+            return percentile_from_histogram(self.rt_hist, p, low=self.rt.low, high=self.rt.high)
+
+        return {
+            "timestamp": format_timestamp(from_epoch_ms(timestamp)),
+            "count": self.count,
+            "errors": int(self.errors),
+            "levels": dict(sorted(self.levels.items())),
+            "avg_response_time_ms": self.rt.avg,
+            "p50_response_time_ms": pct(50),
+            "p95_response_time_ms": pct(95),
+            "p99_response_time_ms": pct(99),
+        }
+
+
+@dataclass
 class KpiAccumulator:
     """Merges partial aggregation responses (see module docstring) into the KPI document."""
 
@@ -257,7 +305,7 @@ class KpiAccumulator:
     endpoints: dict[str, tuple[int, _Stats]] = field(default_factory=dict)
     services: dict[str, list[float]] = field(default_factory=dict)
     top_errors: Counter[str] = field(default_factory=Counter)
-    over_time: dict[int, list[float]] = field(default_factory=dict)
+    over_time: dict[int, _TimeSlot] = field(default_factory=dict)
 
     def add(self, total: int, result: Mapping[str, Any]) -> None:
         """Fold in one partial: its matching-event count and its ``kpi_aggregations`` response."""
@@ -282,9 +330,7 @@ class KpiAccumulator:
         for b in _buckets(result, "top_errors"):
             self.top_errors[str(b["key"])] += int(b["doc_count"])
         for b in _buckets(result, "over_time"):
-            slot = self.over_time.setdefault(round(float(b["key"])), [0.0, 0.0])
-            slot[0] += int(b["doc_count"])
-            slot[1] += _sum_value(b.get("errors"))
+            self.over_time.setdefault(round(float(b["key"])), _TimeSlot()).add(b)
 
     def slowest_endpoints(self) -> list[str]:
         """The ``top_n`` endpoints with the highest average response time (ties: by name)."""
@@ -350,11 +396,11 @@ class KpiAccumulator:
         if not self.over_time:
             return []
         first, last = min(self.over_time), max(self.over_time)
-        out = []
-        for key in range(first, last + self.interval_ms, self.interval_ms):
-            count, errors = self.over_time.get(key, (0.0, 0.0))
-            out.append({"timestamp": format_timestamp(from_epoch_ms(key)), "count": int(count), "errors": int(errors)})
-        return out
+        empty = _TimeSlot()
+        return [
+            self.over_time.get(key, empty).to_dict(key)
+            for key in range(first, last + self.interval_ms, self.interval_ms)
+        ]
 
 
 def merge_endpoint_histograms(results: Iterable[Mapping[str, Any]]) -> dict[str, Counter[int]]:

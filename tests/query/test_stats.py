@@ -47,15 +47,25 @@ def truth(events: list[LogEvent], interval_ms: int) -> dict[str, Any]:
         n_err = sum(1 for e in group if e.level in {"ERROR", "CRITICAL"})
         services.append({"service": name, "total": len(group), "errors": n_err, "error_rate": n_err / len(group)})
     services.sort(key=lambda s: (-s["errors"], -s["error_rate"], s["service"]))
-    buckets: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    buckets: dict[int, list[LogEvent]] = defaultdict(list)
     for e in events:
-        key = epoch_ms(e.timestamp) // interval_ms * interval_ms
-        buckets[key][0] += 1
-        buckets[key][1] += e.level in {"ERROR", "CRITICAL"}
-    timeline = [
-        {"timestamp": format_timestamp(from_epoch_ms(k)), "count": buckets[k][0], "errors": buckets[k][1]}
-        for k in range(min(buckets), max(buckets) + interval_ms, interval_ms)
-    ]
+        buckets[epoch_ms(e.timestamp) // interval_ms * interval_ms].append(e)
+
+    def bucket(key: int) -> dict[str, Any]:
+        group = buckets.get(key, [])
+        rts = [e.response_time_ms for e in group if e.response_time_ms is not None]
+        return {
+            "timestamp": format_timestamp(from_epoch_ms(key)),
+            "count": len(group),
+            "errors": sum(1 for e in group if e.level in {"ERROR", "CRITICAL"}),
+            "levels": dict(sorted(Counter(e.level for e in group).items())),
+            "avg_response_time_ms": sum(rts) / len(rts) if rts else None,
+            "p50_response_time_ms": percentile(rts, 50) if rts else None,
+            "p95_response_time_ms": percentile(rts, 95) if rts else None,
+            "p99_response_time_ms": percentile(rts, 99) if rts else None,
+        }
+
+    timeline = [bucket(k) for k in range(min(buckets), max(buckets) + interval_ms, interval_ms)]
     top = Counter(e.message for e in errors)
     return {
         "total_logs": len(events),
@@ -104,7 +114,18 @@ def check(body: dict[str, Any], want: dict[str, Any]) -> None:
         assert (got["service"], got["total"], got["errors"]) == (exp["service"], exp["total"], exp["errors"])
         assert math.isclose(got["error_rate"], exp["error_rate"], rel_tol=1e-9)
     assert body["top_errors"] == want["top_errors"]
-    assert body["events_over_time"] == want["timeline"]
+    exact = ("timestamp", "count", "errors", "levels")
+    assert [{k: b[k] for k in exact} for b in body["events_over_time"]] == [
+        {k: b[k] for k in exact} for b in want["timeline"]
+    ]
+    for got_bucket, want_bucket in zip(body["events_over_time"], want["timeline"], strict=True):
+        if want_bucket["avg_response_time_ms"] is None:
+            assert got_bucket["p95_response_time_ms"] is None
+            continue
+        assert math.isclose(got_bucket["avg_response_time_ms"], want_bucket["avg_response_time_ms"], rel_tol=1e-9)
+        for p in (50, 95, 99):  # per-bucket percentiles use 5 %-wide histogram buckets
+            key = f"p{p}_response_time_ms"
+            assert math.isclose(got_bucket[key], want_bucket[key], rel_tol=0.03), (key, got_bucket, want_bucket)
     assert body["errors_over_time"] == [{"timestamp": b["timestamp"], "count": b["errors"]} for b in want["timeline"]]
 
 

@@ -103,6 +103,13 @@ const COLORS = {
   palette: ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"],
 };
 const charts = {};
+const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+const LEVEL_COLORS = { DEBUG: "#9e9e9e", INFO: "#4c78a8", WARNING: "#e6a100", ERROR: "#d62728", CRITICAL: "#7b1fa2" };
+const PERCENTILES = [
+  ["p50_response_time_ms", "p50", "#54a24b"],
+  ["p95_response_time_ms", "p95", "#f58518"],
+  ["p99_response_time_ms", "p99", "#d62728"],
+];
 
 function statusColor(code) {
   const n = Number(code);
@@ -118,10 +125,9 @@ function makeCharts() {
   Chart.defaults.maintainAspectRatio = false;
   charts.events = new Chart($("#chart-events"), {
     type: "bar",
-    data: { labels: [], datasets: [
-      { label: "events (non-error)", data: [], backgroundColor: COLORS.events, stack: "s" },
-      { label: "errors (ERROR + CRITICAL)", data: [], backgroundColor: COLORS.errors, stack: "s" },
-    ] },
+    data: { labels: [], datasets: LEVELS.map((level) => (
+      { label: level, data: [], backgroundColor: LEVEL_COLORS[level], stack: "s" }
+    )) },
     options: {
       scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { stacked: true, beginAtZero: true } },
       onClick: (_event, elements) => {
@@ -131,15 +137,17 @@ function makeCharts() {
         const start = new Date(bucket.timestamp);
         const end = new Date(start.getTime() + (charts.events.$interval || 0));
         const extra = [["range", "custom"], ["from", start.toISOString()], ["to", end.toISOString()]];
-        if (elements[0].datasetIndex === 1) extra.push(["level", "ERROR"], ["level", "CRITICAL"]);
+        extra.push(["level", LEVELS[elements[0].datasetIndex]]);
         location.assign(searchUrl(extra));
       },
     },
   });
   charts.latency = new Chart($("#chart-latency"), {
-    type: "bar",
-    data: { labels: ["avg", "p50", "p95", "p99"], datasets: [{ label: "ms", data: [], backgroundColor: [] }] },
-    options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+    type: "line",
+    data: { labels: [], datasets: PERCENTILES.map(([key, label, color]) => (
+      { label, data: [], borderColor: color, backgroundColor: color, pointRadius: 0, spanGaps: true, $key: key }
+    )) },
+    options: { scales: { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true, title: { display: true, text: "ms" } } } },
   });
   charts.services = new Chart($("#chart-services"), {
     type: "bar",
@@ -179,15 +187,17 @@ function renderCharts(stats) {
   const buckets = stats.events_over_time || [];
   charts.events.$buckets = buckets;
   charts.events.$interval = stats.interval_ms;
-  charts.events.data.labels = buckets.map((b) => shortTime(b.timestamp, stats.interval_ms));
-  charts.events.data.datasets[0].data = buckets.map((b) => b.count - b.errors);
-  charts.events.data.datasets[1].data = buckets.map((b) => b.errors);
+  const labels = buckets.map((b) => shortTime(b.timestamp, stats.interval_ms));
+  charts.events.data.labels = labels;
+  LEVELS.forEach((level, i) => {
+    charts.events.data.datasets[i].data = buckets.map((b) => (b.levels || {})[level] || 0);
+  });
   charts.events.update();
 
-  const latency = [stats.avg_response_time_ms, stats.p50_response_time_ms, stats.p95_response_time_ms,
-    stats.p99_response_time_ms];
-  charts.latency.data.datasets[0].data = latency.map((v) => (v === null || v === undefined ? 0 : v));
-  charts.latency.data.datasets[0].backgroundColor = latency.map((v) => COLORS[responseTimeClass(v) || "good"]);
+  charts.latency.data.labels = labels;
+  for (const dataset of charts.latency.data.datasets) {
+    dataset.data = buckets.map((b) => (b[dataset.$key] === null || b[dataset.$key] === undefined ? null : b[dataset.$key]));
+  }
   charts.latency.update();
 
   const services = (stats.error_rate_by_service || []).slice(0, 15);
