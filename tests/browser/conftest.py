@@ -30,7 +30,6 @@ from playwright.sync_api import (
 )
 
 from shared.generator import generate_events, write_events
-from tests.e2e.conftest import admin_client, platform  # noqa: F401
 from tests.e2e.platform import Platform
 from tests.helpers import wait_until
 
@@ -125,7 +124,7 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def api(platform: Platform) -> Iterator[httpx.Client]:  # noqa: F811
+def api(platform: Platform) -> Iterator[httpx.Client]:
     """A session-wide admin API client (one login: logins are rate limited)."""
     with httpx.Client(base_url=platform.url, timeout=30) as client:
         response = client.post(
@@ -137,7 +136,7 @@ def api(platform: Platform) -> Iterator[httpx.Client]:  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def admin_state(browser: Browser, platform: Platform) -> dict[str, Any]:  # noqa: F811
+def admin_state(browser: Browser, platform: Platform) -> dict[str, Any]:
     """The admin's signed-in browser storage, from one login through the form."""
     context = browser.new_context(base_url=platform.url, viewport=VIEWPORT)  # type: ignore[arg-type]
     try:
@@ -151,7 +150,7 @@ def admin_state(browser: Browser, platform: Platform) -> dict[str, Any]:  # noqa
         context.close()
 
 
-def _session(browser: Browser, platform: Platform, request: pytest.FixtureRequest,  # noqa: F811
+def _session(browser: Browser, platform: Platform, request: pytest.FixtureRequest,
              storage_state: dict[str, Any] | None) -> Iterator[BrowserSession]:
     context = browser.new_context(
         base_url=platform.url, viewport=VIEWPORT, storage_state=storage_state,  # type: ignore[arg-type]
@@ -174,14 +173,14 @@ def _session(browser: Browser, platform: Platform, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def admin(browser: Browser, platform: Platform, admin_state: dict[str, Any],  # noqa: F811
+def admin(browser: Browser, platform: Platform, admin_state: dict[str, Any],
           request: pytest.FixtureRequest) -> Iterator[BrowserSession]:
     """A fresh browser context signed in as the admin."""
     yield from _session(browser, platform, request, admin_state)
 
 
 @pytest.fixture
-def anonymous(browser: Browser, platform: Platform, request: pytest.FixtureRequest) -> Iterator[BrowserSession]:  # noqa: F811
+def anonymous(browser: Browser, platform: Platform, request: pytest.FixtureRequest) -> Iterator[BrowserSession]:
     """A fresh browser context with no session."""
     yield from _session(browser, platform, request, None)
 

@@ -16,7 +16,6 @@ import pytest
 
 from shared.generator import generate_events, write_events
 from shared.models import LogEvent
-from tests.e2e.conftest import admin_client, platform  # noqa: F401  (fixtures)
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -84,7 +83,7 @@ def check_search_and_stats(client: httpx.Client, events: list[LogEvent], tag: st
     assert sum(b["count"] for b in stats["events_over_time"]) == len(events)
 
 
-def test_posted_events_are_searchable_within_2s(admin_client: httpx.Client) -> None:  # noqa: F811
+def test_posted_events_are_searchable_within_2s(admin_client: httpx.Client) -> None:
     tag = f"e2e-{secrets.token_hex(4)}"
     events = unique(list(generate_events(count=600, days=1, seed=5)), tag)
     body = b"".join(
@@ -98,7 +97,7 @@ def test_posted_events_are_searchable_within_2s(admin_client: httpx.Client) -> N
     check_search_and_stats(admin_client, events, tag)
 
 
-def test_uploaded_csv_is_searchable_and_the_file_indexed(admin_client: httpx.Client) -> None:  # noqa: F811
+def test_uploaded_csv_is_searchable_and_the_file_indexed(admin_client: httpx.Client) -> None:
     tag = f"e2e-{secrets.token_hex(4)}"
     events = unique(list(generate_events(count=800, days=2, seed=9)), tag)
     buffer = io.BytesIO()
@@ -122,7 +121,7 @@ def test_uploaded_csv_is_searchable_and_the_file_indexed(admin_client: httpx.Cli
     assert admin_client.get("/api/search", params={"tenant_id": tag}).json()["total"] == 0
 
 
-def test_export_and_bad_query_through_the_gateway(admin_client: httpx.Client) -> None:  # noqa: F811
+def test_export_and_bad_query_through_the_gateway(admin_client: httpx.Client) -> None:
     tag = f"e2e-{secrets.token_hex(4)}"
     events = unique(list(generate_events(count=50, days=1, seed=2)), tag)
     events[0] = events[0].model_copy(update={"message": '=HYPERLINK("http://evil")'})
