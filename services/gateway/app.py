@@ -22,6 +22,9 @@ from services.gateway.health import router as health_router
 from services.gateway.openapi import OpenApiMerger
 from services.gateway.proxy import create_upstream_client, proxy_request
 from services.gateway.routes import PROXY_ROUTES, ProxyRoute
+from services.gateway.socketio_proxy import SocketIOProxy
+from services.gateway.ui.router import router as ui_router
+from services.gateway.ui.security import SecurityHeadersMiddleware
 from shared.health import CheckResult, check_redis
 from shared.internal import Principal
 from shared.service import set_health_checks, setup_service
@@ -113,6 +116,9 @@ def create_app(settings: Settings) -> FastAPI:
     setup_service(app, service="gateway", settings=settings, internal_auth=False)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(ui_router)
+    # Live tail: Socket.IO polling and WebSocket, authenticated here, served by realtime.
+    app.mount("/socket.io", SocketIOProxy(app), name="socketio")
 
     for route in PROXY_ROUTES:
         app.add_api_route(route.path, _proxy_endpoint(route), methods=list(route.methods), include_in_schema=False)
@@ -127,5 +133,6 @@ def create_app(settings: Settings) -> FastAPI:
         return HTMLResponse(SWAGGER_PAGE)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every response, errors included
 
     return app
