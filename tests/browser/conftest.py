@@ -106,7 +106,9 @@ def login_via_form(page: Page, username: str, password: str) -> None:
     page.locator("#login-submit").click()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: sync Playwright keeps an event loop running in this
+# thread, which the async tests collected after this package cannot share.
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -114,7 +116,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     try:
@@ -135,7 +137,7 @@ def api(platform: Platform) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin_state(browser: Browser, platform: Platform) -> dict[str, Any]:
     """The admin's signed-in browser storage, from one login through the form."""
     context = browser.new_context(base_url=platform.url, viewport=VIEWPORT)  # type: ignore[arg-type]
