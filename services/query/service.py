@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
+
 from services.query.cache import QueryCache, bump_generation
 from services.query.deps import FilterParams, SearchParams, parse_query
 from services.query.indexer import RETENTION_SETTING, Indexer, effective_retention_days, tombstone_source
@@ -287,8 +289,18 @@ async def delete_saved_search(*, meta: MetaStore, principal: Principal, search_i
 
 
 async def list_search_history(*, meta: MetaStore, principal: Principal, limit: int) -> list[SearchHistoryRecord]:
-    """The caller's recent searches."""
-    return await meta.list_search_history(principal.id, limit=limit)
+    """The caller's recent searches, newest first, each distinct search once (its latest run)."""
+    # Re-running or re-sorting a search records it again; a history list shows it once.
+    seen: set[bytes] = set()
+    distinct: list[SearchHistoryRecord] = []
+    for record in await meta.list_search_history(principal.id, limit=limit * 4):
+        key = orjson.dumps([record.query, record.filters], option=orjson.OPT_SORT_KEYS)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(record)
+        if len(distinct) == limit:
+            break
+    return distinct
 
 
 async def clear_search_history(*, meta: MetaStore, principal: Principal) -> int:
