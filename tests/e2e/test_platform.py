@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from tests.e2e.platform import SERVICES, Platform, run_platform
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +87,22 @@ def test_port_clash_gives_one_line_error(tmp_path: Path, platform: Platform) -> 
     assert result.returncode == 1
     assert f"port {platform.ports['gateway']}" in result.stderr
     assert "LOGWARDEN_GATEWAY_PORT" in result.stderr
+
+
+def test_missing_redis_server_gives_one_line_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGWARDEN_")}
+    env.update({"PATH": str(tmp_path), "LOGWARDEN_DATA_DIR": str(tmp_path / "data")})
+    for variable in ("GATEWAY", "INGEST", "QUERY", "REALTIME", "TCP", "SYSLOG"):
+        env[f"LOGWARDEN_{variable}_PORT"] = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "up"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "logwarden: error: redis-server not found: install it (Debian/Ubuntu: apt-get install redis-server) "
+        "or set LOGWARDEN_REDIS_URL to an existing Redis"
+    ]
