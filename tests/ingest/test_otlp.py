@@ -9,6 +9,7 @@ import time
 import httpx
 import orjson
 from fastapi import FastAPI
+from google.rpc.status_pb2 import Status
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -132,6 +133,11 @@ async def test_otlp_protobuf_response_and_bad_bodies(client: httpx.AsyncClient) 
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/x-protobuf"
     assert not ExportLogsServiceResponse.FromString(ok.content).HasField("partial_success")
     bad = await client.post("/v1/logs", content=b"\xff\xff\xff", headers={"content-type": "application/x-protobuf"})
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/x-protobuf"
+    status = Status.FromString(bad.content)  # OTLP/HTTP: errors are google.rpc.Status
+    assert status.code == 3 and "ExportLogsServiceRequest" in status.message
+    bad_json = await client.post("/v1/logs", content=b"[1", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 400
+    assert orjson.loads(bad_json.content)["code"] == 3 and "not JSON" in orjson.loads(bad_json.content)["message"]
     wrong = await client.post("/v1/logs", content=b"{}", headers={"content-type": "text/plain"})
     assert wrong.status_code == 415

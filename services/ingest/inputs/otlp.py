@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -49,7 +52,38 @@ _FIELD_SOURCES: Final[dict[str, tuple[str, ...]]] = {
 }
 _RESOURCE_FIELDS: Final[dict[str, str]] = {"service.name": "service", "host.name": "server"}
 
-router = APIRouter(tags=["opentelemetry"])
+# gRPC status codes an OTLP/HTTP client understands, by HTTP status.
+_GRPC_CODES: Final[dict[int, int]] = {400: 3, 401: 16, 403: 7, 404: 5, 413: 3, 415: 3, 422: 3, 429: 8, 503: 14}
+
+
+def status_response(error: ApiError, *, protobuf: bool) -> Response:
+    """An error as OTLP/HTTP clients expect it: a ``google.rpc.Status`` in the request's encoding."""
+    status = Status(code=_GRPC_CODES.get(error.status_code, 13), message=error.message[:MAX_ERROR_MESSAGE])
+    if protobuf:
+        body, media = status.SerializeToString(), PROTOBUF
+    else:
+        body, media = json_format.MessageToJson(status, indent=None).encode(), JSON
+    return Response(body, status_code=error.status_code, media_type=media, headers=error.headers)
+
+
+class OtlpRoute(APIRoute):
+    """Renders the route's errors (including its dependencies') as ``google.rpc.Status``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The default handler, with ApiError turned into a Status response."""
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as error:
+                media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                return status_response(error, protobuf=media == PROTOBUF)
+
+        return handle
+
+
+router = APIRouter(tags=["opentelemetry"], route_class=OtlpRoute)
 
 
 class OtlpDecodeError(ValueError):
@@ -195,9 +229,7 @@ def decode_request(body: bytes, *, protobuf: bool) -> dict[str, Any]:
     return document
 
 
-def map_request(
-    body: bytes, *, protobuf: bool, limits: ParseLimits, tenant_id: str | None
-) -> OtlpResult:
+def map_request(body: bytes, *, protobuf: bool, limits: ParseLimits, tenant_id: str | None) -> OtlpResult:
     """Decode and map every LogRecord of a request (runs in a worker thread)."""
     document = decode_request(body, protobuf=protobuf)
     result = OtlpResult()
