@@ -7,9 +7,7 @@ from fastapi import Request
 from services.ingest.publish import BacklogGate, Publisher
 from services.ingest.runtime import IngestRuntime
 from shared.errors import ApiError
-from shared.internal import Principal
 from shared.metrics import BACKPRESSURE
-from shared.settings import Settings
 from shared.store.base import MetaStore
 
 RETRY_AFTER_SECONDS = "1"
@@ -19,12 +17,6 @@ def get_runtime(request: Request) -> IngestRuntime:
     """The ingest runtime opened in the lifespan."""
     runtime: IngestRuntime = request.app.state.ingest
     return runtime
-
-
-def get_settings(request: Request) -> Settings:
-    """The service's settings."""
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def get_meta_store(request: Request) -> MetaStore:
@@ -40,22 +32,6 @@ def get_publisher(request: Request) -> Publisher:
 def get_gate(request: Request) -> BacklogGate:
     """The backlog gate."""
     return get_runtime(request).gate
-
-
-def get_principal(request: Request) -> Principal:
-    """The caller forwarded by the gateway; 401 when none was (token-only requests)."""
-    principal = Principal.from_headers(dict(request.headers))
-    if principal is None:
-        raise ApiError(401, "no caller identity was forwarded")
-    return principal
-
-
-def get_admin(request: Request) -> Principal:
-    """The caller if admin, else 403 (the gateway checks too: defence in depth)."""
-    principal = get_principal(request)
-    if not principal.is_admin:
-        raise ApiError(403, "this action needs the admin role")
-    return principal
 
 
 def _input_name(request: Request) -> str:

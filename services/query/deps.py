@@ -14,45 +14,27 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
-from redis.asyncio import Redis
 
 from services.query.cache import QueryCache
 from services.query.indexer import Indexer
+from shared.deps import ForwardedPrincipal, MetaStoreDep, SettingsDep
+from shared.deps import RedisDep as RedisDep  # re-exported for the routers
 from shared.errors import ApiError
-from shared.internal import Principal
 from shared.models import LEVELS
 from shared.querylang import Node, QuerySyntaxError, parse, resolve_time
 from shared.querylang.parser import LEVEL_ALIASES
 from shared.settings import Settings
 from shared.store import kpi
-from shared.store.base import Filters, LogStore, MetaStore
+from shared.store.base import Filters, LogStore
 
 MAX_FILTER_VALUES = 100
 MAX_PAGE = 1000
-
-
-def get_settings(request: Request) -> Settings:
-    """The service settings."""
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def get_store(request: Request) -> LogStore:
     """The LogStore opened by the lifespan."""
     store: LogStore = request.app.state.store
     return store
-
-
-def get_meta(request: Request) -> MetaStore:
-    """The MetaStore opened by the lifespan."""
-    meta: MetaStore = request.app.state.meta
-    return meta
-
-
-def get_redis(request: Request) -> Redis:
-    """The Redis client opened by the lifespan."""
-    redis: Redis = request.app.state.redis
-    return redis
 
 
 def get_cache(request: Request) -> QueryCache:
@@ -67,21 +49,11 @@ def get_indexer(request: Request) -> Indexer:
     return indexer
 
 
-def get_principal(request: Request) -> Principal:
-    """Who is calling, from the gateway's headers (the token was checked by middleware)."""
-    principal = Principal.from_headers(dict(request.headers))
-    if principal is None:
-        raise ApiError(401, "no caller identity was forwarded")
-    return principal
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[LogStore, Depends(get_store)]
-MetaDep = Annotated[MetaStore, Depends(get_meta)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
+MetaDep = MetaStoreDep
 CacheDep = Annotated[QueryCache, Depends(get_cache)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PrincipalDep = ForwardedPrincipal
 
 
 @dataclass(frozen=True, slots=True)
