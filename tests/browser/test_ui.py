@@ -405,6 +405,11 @@ def test_admin_page_creates_a_key_shown_once(admin: BrowserSession, api: httpx.C
     # The key works (ingest scope) and is not shown anywhere else.
     assert httpx.get(f"{api.base_url}/es/", headers={"Authorization": f"Bearer {key}"}).status_code == 200
     expect(page.locator("#retention-days")).not_to_have_value("")
+    # Shown once: after a reload the key is nowhere on the page.
+    page.reload()
+    expect(page.locator("#keys-body tr", has_text=name)).to_be_visible()
+    expect(page.locator("#key-once")).to_be_hidden()
+    assert key not in page.content()
     screenshot(page, "page-admin")
 
 
