@@ -30,7 +30,7 @@ def _multipart_body() -> Iterator[bytes]:
     # A PNG signature makes ingest refuse the file right after storing it, so the
     # test measures the transfer, not parsing.
     yield (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode() + b"\x89PNG\r\n\x1a\n"
     zeros = bytes(CHUNK)

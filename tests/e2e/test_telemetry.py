@@ -48,6 +48,7 @@ def test_one_post_yields_one_trace_across_gateway_ingest_and_query(tmp_path: Pat
 
         found = wait_until(services_in_trace, timeout=20, what="ingest and indexer spans in the same trace")
         assert {"logwarden-gateway", "logwarden-ingest", "logwarden-query"} <= found
+
         def redis_publish_spans() -> list[object]:
             return [s for s in sink.spans() if s.trace_id == trace_id and s.name.upper().startswith("XADD")]
 
