@@ -61,9 +61,7 @@ async def run_once(path: Path, *, settings: Settings, redis_url: str, work: Path
     await meta.open()
     size = (await asyncio.to_thread(path.stat)).st_size
     try:
-        record = await meta.create_file(
-            FileRecord(filename=path.name, file_size=size, path=str(path))
-        )
+        record = await meta.create_file(FileRecord(filename=path.name, file_size=size, path=str(path)))
         publisher = Publisher(redis, batch_size=settings.publish_batch_size)
         gate = BacklogGate(redis, group=settings.consumer_group, limit=settings.backlog_limit)
         started = time.perf_counter()
@@ -89,7 +87,9 @@ async def main_async(args: argparse.Namespace) -> None:
         (work / "redis").mkdir()
         with running_redis(work / "redis") as redis_url:
             settings = Settings(
-                data_dir=work / "data", redis_url=redis_url, internal_token=secrets.token_hex(32),
+                data_dir=work / "data",
+                redis_url=redis_url,
+                internal_token=secrets.token_hex(32),
                 backlog_limit=10**9,  # no consumer here: measure ingest alone
             )
             rows = []
@@ -102,8 +102,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 median = statistics.median(times)
                 size_mb = path.stat().st_size / 1e6
                 rows.append((name, fmt, size_mb, published, median, published / median, size_mb / median))
-    print(f"\n{args.events:,} events per file, median of {args.runs} runs, batch {settings.publish_batch_size}; "
-          f"Python {platform.python_version()}, {platform.machine()}\n")
+    print(
+        f"\n{args.events:,} events per file, median of {args.runs} runs, batch {settings.publish_batch_size}; "
+        f"Python {platform.python_version()}, {platform.machine()}\n"
+    )
     print("| input | detected format | file MB | events | seconds | events/s | MB/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, fmt, size_mb, published, median, eps, mbps in rows:

@@ -99,4 +99,3 @@ class FileDeletedPublic(BaseModel):
     id: str
     deleted: bool
     events_deleted: int | None = None
-

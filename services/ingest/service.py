@@ -43,8 +43,13 @@ _REASON_LABELS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"^invalid JSON|unterminated JSON|not an object|JSON array element"), "invalid_json"),
     (re.compile(r"^CSV"), "invalid_csv"),
     (re.compile(r"^timestamp"), "bad_timestamp"),
-    (re.compile(r"^(status_code|response_time_ms|method|service|server|endpoint|user_id|tenant_id|client_ip|"
-                r"trace_id|span_id)\b"), "bad_field"),
+    (
+        re.compile(
+            r"^(status_code|response_time_ms|method|service|server|endpoint|user_id|tenant_id|client_ip|"
+            r"trace_id|span_id)\b"
+        ),
+        "bad_field",
+    ),
     (re.compile(r"not supported"), "unsupported"),
     (re.compile(r"^backpressure"), "backpressure"),
 )
@@ -152,9 +157,7 @@ async def list_files(*, meta: MetaStore, principal: Principal, limit: int = 1000
         meta.list_files(tenant_id=principal.tenant_id, limit=limit),
         meta.file_totals(tenant_id=principal.tenant_id),
     )
-    return FilesPublic.model_validate(
-        {"files": [FilePublic.from_record(r) for r in records], "stats": totals}
-    )
+    return FilesPublic.model_validate({"files": [FilePublic.from_record(r) for r in records], "stats": totals})
 
 
 async def get_file(*, meta: MetaStore, principal: Principal, file_id: str) -> FilePublic:
@@ -177,7 +180,8 @@ async def delete_source_events(*, http: httpx.AsyncClient, settings: Settings, s
     except httpx.HTTPError as exc:
         log.warning("query service unreachable while deleting %s: %s", source, type(exc).__name__)
         raise ApiError(
-            503, "the query service is unavailable: the file was kept, retry the delete later",
+            503,
+            "the query service is unavailable: the file was kept, retry the delete later",
             headers={"Retry-After": "10"},
         ) from None
     if response.status_code == 404:
@@ -185,7 +189,8 @@ async def delete_source_events(*, http: httpx.AsyncClient, settings: Settings, s
     if response.status_code >= 300:
         log.warning("query service refused deleting %s: HTTP %s", source, response.status_code)
         raise ApiError(
-            503, "the query service could not delete the file's events: the file was kept, retry later",
+            503,
+            "the query service could not delete the file's events: the file was kept, retry later",
             headers={"Retry-After": "10"},
         )
     with contextlib.suppress(ValueError):
@@ -241,4 +246,3 @@ async def create_demo_data(*, data: DemoDataCreate, publisher: Publisher) -> Dem
     finally:
         await feed.close()
     return DemoDataPublic(published=published, source=DEMO_SOURCE)
-

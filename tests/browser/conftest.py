@@ -35,8 +35,14 @@ from tests.helpers import wait_until
 
 CHROMIUM = os.environ.get("LOGWARDEN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -152,10 +158,13 @@ def admin_state(browser: Browser, platform: Platform) -> dict[str, Any]:
         context.close()
 
 
-def _session(browser: Browser, platform: Platform, request: pytest.FixtureRequest,
-             storage_state: dict[str, Any] | None) -> Iterator[BrowserSession]:
+def _session(
+    browser: Browser, platform: Platform, request: pytest.FixtureRequest, storage_state: dict[str, Any] | None
+) -> Iterator[BrowserSession]:
     context = browser.new_context(
-        base_url=platform.url, viewport=VIEWPORT, storage_state=storage_state,  # type: ignore[arg-type]
+        base_url=platform.url,
+        viewport=VIEWPORT,
+        storage_state=storage_state,  # type: ignore[arg-type]
     )
     context.set_default_timeout(EXPECT_TIMEOUT_MS)
     guard = Guard()
@@ -175,8 +184,9 @@ def _session(browser: Browser, platform: Platform, request: pytest.FixtureReques
 
 
 @pytest.fixture
-def admin(browser: Browser, platform: Platform, admin_state: dict[str, Any],
-          request: pytest.FixtureRequest) -> Iterator[BrowserSession]:
+def admin(
+    browser: Browser, platform: Platform, admin_state: dict[str, Any], request: pytest.FixtureRequest
+) -> Iterator[BrowserSession]:
     """A fresh browser context signed in as the admin."""
     yield from _session(browser, platform, request, admin_state)
 

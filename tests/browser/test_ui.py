@@ -184,10 +184,19 @@ def test_dashboard_kpis_equal_the_stats_api(admin: BrowserSession, api: httpx.Cl
 @pytest.mark.timeout(180)
 def test_search_filter_save_and_restore(admin: BrowserSession, api: httpx.Client) -> None:
     tenant = unique("search")
-    events = [_event(tenant, level="ERROR", message=f"payment declined for order {i}", status_code=502,
-                     response_time_ms=100.0 + i) for i in range(3)]
-    events += [_event(tenant, level="INFO", message=f"payment accepted for order {i}", status_code=200)
-               for i in range(4)]
+    events = [
+        _event(
+            tenant,
+            level="ERROR",
+            message=f"payment declined for order {i}",
+            status_code=502,
+            response_time_ms=100.0 + i,
+        )
+        for i in range(3)
+    ]
+    events += [
+        _event(tenant, level="INFO", message=f"payment accepted for order {i}", status_code=200) for i in range(4)
+    ]
     events += [_event(tenant, level="ERROR", message="disk almost full", status_code=500)]
     post_logs(api, events)
     wait_searchable(api, len(events), tenant_id=tenant)

@@ -249,9 +249,7 @@ async def test_update_file_does_not_overwrite_concurrent_increments(store: MetaS
 async def test_user_crud(store: MetaStore) -> None:
     """Users: create, get by id and username (any case), list oldest first, update, delete, count."""
     assert await store.count_users() == 0
-    alice = await store.create_user(
-        make_user("Alice", email="alice@example.com", role="admin", created_at=at(1))
-    )
+    alice = await store.create_user(make_user("Alice", email="alice@example.com", role="admin", created_at=at(1)))
     bob = await store.create_user(make_user("bob", created_at=at(0)))
     assert await store.count_users() == 2
 
@@ -388,9 +386,7 @@ async def test_search_history_keeps_newest_per_user(store: MetaStore) -> None:
     """Adding history trims that user's entries to the newest keep."""
     await store.add_search_history(SearchHistoryRecord(user_id="u2", query="other", timestamp=at(0)), keep=3)
     for i in range(10):
-        await store.add_search_history(
-            SearchHistoryRecord(user_id="u1", query=f"q{i}", timestamp=at(i)), keep=3
-        )
+        await store.add_search_history(SearchHistoryRecord(user_id="u1", query=f"q{i}", timestamp=at(i)), keep=3)
 
     assert [h.query for h in await store.list_search_history("u1")] == ["q9", "q8", "q7"]
     # trimming one user's history never touches another's
@@ -433,9 +429,7 @@ async def test_popular_searches(store: MetaStore) -> None:
     for user, user_queries in queries.items():
         for query in user_queries:
             minute += 1
-            await store.add_search_history(
-                SearchHistoryRecord(user_id=user, query=query, timestamp=at(minute))
-            )
+            await store.add_search_history(SearchHistoryRecord(user_id=user, query=query, timestamp=at(minute)))
 
     # trimmed, blank queries skipped; equal counts: the most recently used first
     # ("timeout" last ran at minute 8, "level:ERROR" at minute 6)
@@ -639,9 +633,7 @@ def _migration_rows(path: Path) -> list[tuple[Any, ...]]:
     """The recorded migrations, read with plain sqlite3 (closed before returning)."""
     conn = sqlite3.connect(path)
     try:
-        return conn.execute(
-            "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
-        ).fetchall()
+        return conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
     finally:
         conn.close()
 
@@ -679,9 +671,7 @@ async def test_sqlite_refuses_newer_schema(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     try:
         with conn:
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (9999, 'from the future', '2099-01-01T00:00:00.000Z')"
-            )
+            conn.execute("INSERT INTO schema_migrations VALUES (9999, 'from the future', '2099-01-01T00:00:00.000Z')")
     finally:
         conn.close()
 

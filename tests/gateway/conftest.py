@@ -102,9 +102,7 @@ async def make_user(admin: httpx.AsyncClient) -> Callable[..., Awaitable[dict[st
 
     async def do(username: str, role: str = "viewer", password: str | None = None) -> dict[str, Any]:
         password = password or secrets.token_urlsafe(16)
-        response = await admin.post(
-            "/api/users", json={"username": username, "password": password, "role": role}
-        )
+        response = await admin.post("/api/users", json={"username": username, "password": password, "role": role})
         assert response.status_code == 201, response.text
         return {**response.json(), "password": password}
 

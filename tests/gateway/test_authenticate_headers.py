@@ -24,8 +24,9 @@ async def test_session_cookie_and_origin(gateway: FastAPI, admin: httpx.AsyncCli
     assert principal is not None and principal.kind == "user" and principal.role == "admin"
     assert await authenticate_headers(raw(cookie=cookie), app_state=gateway.state) is not None
     assert await authenticate_headers({"Cookie": cookie}, app_state=gateway.state) is not None
-    assert await authenticate_headers(raw(cookie=cookie, origin="https://evil.example"),
-                                      app_state=gateway.state) is None
+    assert (
+        await authenticate_headers(raw(cookie=cookie, origin="https://evil.example"), app_state=gateway.state) is None
+    )
     assert await authenticate_headers(raw(cookie="logwarden_session=forged"), app_state=gateway.state) is None
     assert await authenticate_headers([], app_state=gateway.state) is None
     await admin.post("/api/auth/logout")

@@ -27,7 +27,14 @@ from shared.settings import Settings
 from tests.gateway.conftest import Login
 
 PRINCIPALS = (
-    "anonymous", "viewer", "analyst", "admin", "ingest_key", "read_key", "tenant_key", "admin_key",
+    "anonymous",
+    "viewer",
+    "analyst",
+    "admin",
+    "ingest_key",
+    "read_key",
+    "tenant_key",
+    "admin_key",
 )
 AUTHENTICATED = frozenset(PRINCIPALS) - {"anonymous"}
 
@@ -125,7 +132,8 @@ def test_every_route_has_an_expectation(gateway_settings: Settings) -> None:
     routes = served_routes(app)
     assert len(routes) > 40
     missing = [
-        f"{method} {path}" for method, path in routes
+        f"{method} {path}"
+        for method, path in routes
         if not any((method, path) in table for table in (PUBLIC, LOCAL, PROXIED, PAGES, SELF_AUTHENTICATING_MOUNTS))
     ]
     assert not missing, f"routes without an authorisation expectation: {missing}"
@@ -136,7 +144,8 @@ def test_every_route_has_an_expectation(gateway_settings: Settings) -> None:
 def test_proxied_writes_need_more_than_read() -> None:
     """routes.py sanity: a state-changing proxied route needing only "read" must be deliberate."""
     weak = [
-        f"{m} {p}" for (m, p), permission in PROXIED.items()
+        f"{m} {p}"
+        for (m, p), permission in PROXIED.items()
         if m not in {"GET", "HEAD"} and permission == "read" and (m, p) not in READ_WRITES
     ]
     assert not weak, f"writes reachable with read-only access: {weak}"

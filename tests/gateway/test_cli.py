@@ -54,8 +54,16 @@ async def test_user_commands(
     gateway: FastAPI, gateway_settings: Settings, login: Login, clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     """create (password on stdin), list, passwd ends sessions, disable locks out, last admin kept."""
-    created = await cli(gateway_settings, "user", "create", "alice", "--role", "analyst", "--password-stdin",
-                        stdin="alice-long-password\n")
+    created = await cli(
+        gateway_settings,
+        "user",
+        "create",
+        "alice",
+        "--role",
+        "analyst",
+        "--password-stdin",
+        stdin="alice-long-password\n",
+    )
     assert created.returncode == 0, created.stderr
     assert "alice-long-password" not in created.stdout + created.stderr
     listing = await cli(gateway_settings, "user", "list")
@@ -94,8 +102,19 @@ async def test_key_commands(
     gateway: FastAPI, gateway_settings: Settings, clients: Callable[..., httpx.AsyncClient]
 ) -> None:
     """key create prints the key once (stdout is only the key); list hides it; revoke is immediate."""
-    created = await cli(gateway_settings, "key", "create", "--name", "fluentbit", "--scope", "ingest",
-                        "--scope", "read", "--tenant", "acme")
+    created = await cli(
+        gateway_settings,
+        "key",
+        "create",
+        "--name",
+        "fluentbit",
+        "--scope",
+        "ingest",
+        "--scope",
+        "read",
+        "--tenant",
+        "acme",
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("lw_") and "\n" not in key

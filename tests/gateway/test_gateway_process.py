@@ -53,8 +53,11 @@ def gateway_process(tmp_path: Path, redis_url: str, redis: Redis) -> Iterator[tu
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/health/live", timeout=1).status_code == 200, timeout=30,
-                   what="the gateway process")
+        wait_until(
+            lambda: httpx.get(f"{url}/health/live", timeout=1).status_code == 200,
+            timeout=30,
+            what="the gateway process",
+        )
         yield url, log_path
     finally:
         proc.terminate()

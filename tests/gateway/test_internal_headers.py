@@ -33,8 +33,18 @@ def echo_url() -> Iterator[str]:
     """A real uvicorn process serving tests/gateway/echo_upstream.py."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.gateway.echo_upstream:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.gateway.echo_upstream:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=repo_root(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -100,8 +110,11 @@ async def test_tenant_key_forwards_its_tenant_whatever_the_client_claims(
             await client.get("/api/logs/01HXYZ"),
             await client.get("/api/export?format=ndjson"),
             await client.post("/api/logs", json={"message": "hello", "tenant_id": "acme"}),
-            await client.post("/es/_bulk", content=b'{"index":{}}\n{"message":"x"}\n',
-                              headers={"Content-Type": "application/x-ndjson"}),
+            await client.post(
+                "/es/_bulk",
+                content=b'{"index":{}}\n{"message":"x"}\n',
+                headers={"Content-Type": "application/x-ndjson"},
+            ),
         ):
             headers = _echoed(response)
             assert headers["x-logwarden-tenant"] == "acme"

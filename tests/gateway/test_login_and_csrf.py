@@ -17,9 +17,7 @@ from tests.gateway.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, BASE_URL, Log
 EVIL = "https://evil.example"
 
 
-async def test_csrf_token_required_for_cookie_writes(
-    login: Login, clients: Callable[..., httpx.AsyncClient]
-) -> None:
+async def test_csrf_token_required_for_cookie_writes(login: Login, clients: Callable[..., httpx.AsyncClient]) -> None:
     """POST/PATCH/DELETE with a session need X-CSRF-Token equal to the session's token."""
     client = await login()
     token = client.headers.pop("X-CSRF-Token")
@@ -145,9 +143,7 @@ async def test_login_rate_limited_per_username(limited_app: FastAPI, redis: Redi
         for _ in range(3):
             wrong = await first.post("/api/auth/login", json={"username": ADMIN_USERNAME, "password": "nope-nope"})
             assert wrong.status_code == 401
-        limited = await first.post(
-            "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-        )
+        limited = await first.post("/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
         assert limited.status_code == 429
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert limited.json()["error"]["code"] == "too_many_requests"
@@ -158,9 +154,7 @@ async def test_login_rate_limited_per_username(limited_app: FastAPI, redis: Redi
         # The window is a Redis key with a TTL: once it lapses, logins work again.
         async for key in redis.scan_iter("logwarden:login-rate:*"):
             await redis.delete(key)
-        again = await second.post(
-            "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
-        )
+        again = await second.post("/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
         assert again.status_code == 200
 
 

@@ -173,9 +173,15 @@ async def test_openapi_lists_the_auth_routes(admin: httpx.AsyncClient) -> None:
     document = (await admin.get("/openapi.json")).json()
     paths = document["paths"]
     for path, method in (
-        ("/api/auth/login", "post"), ("/api/auth/logout", "post"), ("/api/auth/me", "get"),
-        ("/api/users", "get"), ("/api/users", "post"), ("/api/users/{user_id}", "patch"),
-        ("/api/users/{user_id}", "delete"), ("/api/keys", "post"), ("/api/keys", "get"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/auth/me", "get"),
+        ("/api/users", "get"),
+        ("/api/users", "post"),
+        ("/api/users/{user_id}", "patch"),
+        ("/api/users/{user_id}", "delete"),
+        ("/api/keys", "post"),
+        ("/api/keys", "get"),
         ("/api/keys/{key_id}", "delete"),
     ):
         assert method in paths.get(path, {}), f"{method.upper()} {path} missing from /openapi.json"

@@ -99,8 +99,12 @@ async def wait_for_events(redis: Redis, count: int, *, timeout: float = 15) -> l
 
 
 async def wait_for_file(
-    http: httpx.AsyncClient, file_id: str, statuses: tuple[str, ...] = ("processing", "failed", "indexed"),
-    *, done: bool = True, timeout: float = 20,
+    http: httpx.AsyncClient,
+    file_id: str,
+    statuses: tuple[str, ...] = ("processing", "failed", "indexed"),
+    *,
+    done: bool = True,
+    timeout: float = 20,
 ) -> dict[str, Any]:
     """Poll GET /api/files/{id} until ingest finished with it (final records_count or failed)."""
 

@@ -44,7 +44,8 @@ class FakeQuery:
         body = orjson.dumps({"deleted": 3})
         writer.write(
             f"HTTP/1.1 {self.status} X\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "connection: close\r\n\r\n".encode() + body
+            "connection: close\r\n\r\n".encode()
+            + body
         )
         await writer.drain()
         writer.close()

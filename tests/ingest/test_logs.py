@@ -23,7 +23,10 @@ async def test_one_object(client: httpx.AsyncClient, redis: Redis) -> None:
     assert response.json() == {"accepted": 1, "rejected": 0, "errors": []}
     (event,) = await stream_events(redis)
     assert (event["message"], event["level"], event["status_code"], event["endpoint"]) == (
-        "hello", "WARNING", 503, "/api/orders",
+        "hello",
+        "WARNING",
+        503,
+        "/api/orders",
     )
     assert event["source"] == "http" and event["attrs"] == {"x": "1"}
 
@@ -88,7 +91,9 @@ async def test_tenant_key_stamps_and_rejects(app: FastAPI, ingest_settings: Sett
     async with client_for(app, ingest_settings, TENANT_KEY) as tenant:
         result = (await tenant.post("/api/logs", json=body)).json()
     assert result == {
-        "accepted": 2, "rejected": 1, "errors": [{"index": 1, "reason": "tenant_id does not match the API key"}]
+        "accepted": 2,
+        "rejected": 1,
+        "errors": [{"index": 1, "reason": "tenant_id does not match the API key"}],
     }
     assert [(e["message"], e["tenant_id"]) for e in await stream_events(redis)] == [("mine", "acme"), ("x", "acme")]
 

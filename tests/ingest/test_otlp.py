@@ -94,18 +94,26 @@ async def test_otlp_json_with_partial_success(app: FastAPI, ingest_settings: Set
                                 "timeUnixNano": "0",
                                 "observedTimeUnixNano": now_ns,
                                 "severityNumber": 13,
-                                "body": {"kvlistValue": {"values": [
-                                    {"key": "message", "value": {"stringValue": "slow query"}},
-                                    {"key": "duration_ms", "value": {"doubleValue": 1234.5}},
-                                ]}},
+                                "body": {
+                                    "kvlistValue": {
+                                        "values": [
+                                            {"key": "message", "value": {"stringValue": "slow query"}},
+                                            {"key": "duration_ms", "value": {"doubleValue": 1234.5}},
+                                        ]
+                                    }
+                                },
                                 "traceId": "5b8efff798038103d269b633813fc60c",
                                 "spanId": "eee19b7ec3c1b174",
                                 "attributes": [{"key": "http.status_code", "value": {"intValue": "200"}}],
                             },
-                            {"body": {"stringValue": "other tenant"},
-                             "attributes": [{"key": "tenant.id", "value": {"stringValue": "globex"}}]},
-                            {"body": {"stringValue": "bad"},
-                             "attributes": [{"key": "http.response.status_code", "value": {"stringValue": "x"}}]},
+                            {
+                                "body": {"stringValue": "other tenant"},
+                                "attributes": [{"key": "tenant.id", "value": {"stringValue": "globex"}}],
+                            },
+                            {
+                                "body": {"stringValue": "bad"},
+                                "attributes": [{"key": "http.response.status_code", "value": {"stringValue": "x"}}],
+                            },
                         ],
                     }
                 ],
@@ -114,7 +122,8 @@ async def test_otlp_json_with_partial_success(app: FastAPI, ingest_settings: Set
     }
     async with client_for(app, ingest_settings, TENANT_KEY) as tenant:
         response = await tenant.post(
-            "/v1/logs", content=gzip.compress(orjson.dumps(document)),
+            "/v1/logs",
+            content=gzip.compress(orjson.dumps(document)),
             headers={"content-type": "application/json", "content-encoding": "gzip"},
         )
     assert response.status_code == 200

@@ -65,7 +65,7 @@ async def test_tcp_json_lines_with_an_overlong_line(
 
 RFC3164 = b"<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed for lonvick on /dev/pts/8"
 RFC5424 = (
-    b'<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
+    b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
     b'[exampleSDID@32473 iut="3" eventSource="Application"] An application event'
 )
 
@@ -107,9 +107,7 @@ async def test_syslog_udp(listening: FastAPI, listener_settings: Settings, redis
     check_syslog(sorted(events, key=lambda e: str(e["timestamp"]), reverse=True))
 
 
-async def test_udp_drops_are_counted_under_backpressure(
-    tmp_path: Path, redis_url: str, redis: Redis
-) -> None:
+async def test_udp_drops_are_counted_under_backpressure(tmp_path: Path, redis_url: str, redis: Redis) -> None:
     settings = make_settings(tmp_path, redis_url, syslog_port=free_port(), backlog_limit=1)
     await ensure_group(redis, group=settings.consumer_group)
     await redis.xadd(STREAM, {"events": b"[]"})

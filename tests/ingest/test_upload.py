@@ -101,9 +101,7 @@ async def test_upload_each_format_publishes_its_events(
 
 
 async def test_several_files_in_one_request_and_files_alias(client: httpx.AsyncClient, redis: Redis) -> None:
-    response = await upload(
-        client, ("a.ndjson", sample("ndjson", 5)), ("b.csv", sample("csv", 7)), path="/api/files"
-    )
+    response = await upload(client, ("a.ndjson", sample("ndjson", 5)), ("b.csv", sample("csv", 7)), path="/api/files")
     assert response.status_code == 202
     files = response.json()["files"]
     assert [f["filename"] for f in files] == ["a.ndjson", "b.csv"]
@@ -248,9 +246,7 @@ async def test_too_big_upload_is_413_and_nothing_is_stored(
     tmp_path: Path, redis_url: str, redis: Redis, declare_length: bool
 ) -> None:
     settings = make_settings(tmp_path, redis_url, max_upload_bytes=4096)
-    request = httpx.Request(
-        "POST", "http://ingest/api/upload", files=[("file", ("big.ndjson", sample("ndjson", 200)))]
-    )
+    request = httpx.Request("POST", "http://ingest/api/upload", files=[("file", ("big.ndjson", sample("ndjson", 200)))])
     body = request.read()
     headers = {"content-type": request.headers["content-type"]}
 

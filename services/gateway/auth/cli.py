@@ -182,8 +182,11 @@ async def _key_create(args: argparse.Namespace, meta: MetaStore) -> int:
     except ValidationError as exc:
         return _fail(_validation_message(exc))
     record, key = await create_api_key(meta=meta, data=data, created_by="cli")
-    print(f"created key {record.id} ({record.name}, scopes {','.join(record.scopes)}"
-          f"{', tenant ' + record.tenant_id if record.tenant_id else ''})", file=sys.stderr)
+    print(
+        f"created key {record.id} ({record.name}, scopes {','.join(record.scopes)}"
+        f"{', tenant ' + record.tenant_id if record.tenant_id else ''})",
+        file=sys.stderr,
+    )
     print("store it now, it is not shown again:", file=sys.stderr)
     print(key)
     return 0
@@ -194,8 +197,10 @@ async def _key_list(args: argparse.Namespace, meta: MetaStore) -> int:
     print(f"{'ID':<26}  {'PREFIX':<8}  {'NAME':<24}  {'SCOPES':<18}  {'TENANT':<12}  LAST USED")
     for key in await meta.list_api_keys():
         last = key.last_used_at.isoformat() if key.last_used_at else "-"
-        print(f"{key.id:<26}  {key.prefix:<8}  {key.name:<24}  {','.join(key.scopes):<18}  "
-              f"{key.tenant_id or '-':<12}  {last}")
+        print(
+            f"{key.id:<26}  {key.prefix:<8}  {key.name:<24}  {','.join(key.scopes):<18}  "
+            f"{key.tenant_id or '-':<12}  {last}"
+        )
     return 0
 
 
@@ -217,8 +222,9 @@ def add_key_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     create = commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
-    create.add_argument("--scope", action="append", choices=get_args(Scope), required=True,
-                        help="repeatable: ingest, read, admin")
+    create.add_argument(
+        "--scope", action="append", choices=get_args(Scope), required=True, help="repeatable: ingest, read, admin"
+    )
     create.add_argument("--tenant", default=None, help="restrict the key to one tenant_id")
     create.set_defaults(handler=_run(_key_create))
 

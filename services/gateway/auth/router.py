@@ -66,13 +66,23 @@ def key_public(key: ApiKeyRecord) -> ApiKeyPublic:
 def _set_session_cookies(response: Response, *, settings: Settings, session_id: str, csrf_token: str) -> None:
     max_age = settings.session_max_hours * 3600
     response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=max_age, path="/", httponly=True,
-        samesite="lax", secure=settings.secure_cookies,
+        SESSION_COOKIE,
+        session_id,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
     )
     # Readable by the page's JavaScript, which echoes it in X-CSRF-Token.
     response.set_cookie(
-        CSRF_COOKIE, csrf_token, max_age=max_age, path="/", httponly=False,
-        samesite="lax", secure=settings.secure_cookies,
+        CSRF_COOKIE,
+        csrf_token,
+        max_age=max_age,
+        path="/",
+        httponly=False,
+        samesite="lax",
+        secure=settings.secure_cookies,
     )
 
 
@@ -167,8 +177,13 @@ async def list_users(_: AdminPrincipal, meta: MetaStoreDep) -> UsersPublic:
     return UsersPublic(data=[user_public(u) for u in users], count=len(users))
 
 
-@users_router.post("", response_model=UserPublic, status_code=201, summary="Create a user",
-                   responses={409: {"description": "username or email taken"}})
+@users_router.post(
+    "",
+    response_model=UserPublic,
+    status_code=201,
+    summary="Create a user",
+    responses={409: {"description": "username or email taken"}},
+)
 async def post_user(body: UserCreate, _: AdminPrincipal, meta: MetaStoreDep) -> UserPublic:
     """Create a user with a role."""
     try:
@@ -178,8 +193,12 @@ async def post_user(body: UserCreate, _: AdminPrincipal, meta: MetaStoreDep) -> 
     return user_public(user)
 
 
-@users_router.patch("/{user_id}", response_model=UserPublic, summary="Update a user",
-                    responses={404: {"description": "no such user"}, 409: {"description": "last admin"}})
+@users_router.patch(
+    "/{user_id}",
+    response_model=UserPublic,
+    summary="Update a user",
+    responses={404: {"description": "no such user"}, 409: {"description": "last admin"}},
+)
 async def patch_user(
     user_id: str, body: UserUpdate, _: AdminPrincipal, meta: MetaStoreDep, redis: RedisDep
 ) -> UserPublic:
@@ -199,8 +218,12 @@ async def patch_user(
     return user_public(updated)
 
 
-@users_router.delete("/{user_id}", status_code=204, summary="Delete a user",
-                     responses={404: {"description": "no such user"}, 409: {"description": "last admin"}})
+@users_router.delete(
+    "/{user_id}",
+    status_code=204,
+    summary="Delete a user",
+    responses={404: {"description": "no such user"}, 409: {"description": "last admin"}},
+)
 async def remove_user(user_id: str, _: AdminPrincipal, meta: MetaStoreDep, redis: RedisDep) -> None:
     """Delete a user and end their sessions."""
     async with _users_locked(redis):
@@ -216,8 +239,13 @@ async def remove_user(user_id: str, _: AdminPrincipal, meta: MetaStoreDep, redis
 # --- api keys ---------------------------------------------------------------------------
 
 
-@keys_router.post("", response_model=ApiKeyCreated, status_code=201, summary="Create an API key",
-                  description="The full key is in this response only; it cannot be retrieved later.")
+@keys_router.post(
+    "",
+    response_model=ApiKeyCreated,
+    status_code=201,
+    summary="Create an API key",
+    description="The full key is in this response only; it cannot be retrieved later.",
+)
 async def post_key(body: ApiKeyCreate, principal: AdminPrincipal, meta: MetaStoreDep) -> ApiKeyCreated:
     """Create a key and show it once."""
     record, key = await create_api_key(meta=meta, data=body, created_by=f"{principal.kind}:{principal.name}")
@@ -231,8 +259,9 @@ async def list_keys(_: AdminPrincipal, meta: MetaStoreDep) -> ApiKeysPublic:
     return ApiKeysPublic(data=[key_public(k) for k in keys], count=len(keys))
 
 
-@keys_router.delete("/{key_id}", status_code=204, summary="Revoke an API key",
-                    responses={404: {"description": "no such key"}})
+@keys_router.delete(
+    "/{key_id}", status_code=204, summary="Revoke an API key", responses={404: {"description": "no such key"}}
+)
 async def delete_key(key_id: str, _: AdminPrincipal, meta: MetaStoreDep) -> None:
     """Revoke a key; it stops working immediately."""
     if not await revoke_api_key(meta=meta, key_id=key_id):

@@ -384,8 +384,8 @@ async def ensure_first_admin(*, meta: MetaStore, settings: Settings) -> tuple[st
         admins = [u for u in await meta.list_users() if u.role == "admin"]
         return (admins[0].username if admins else username), None
     generated = settings.admin_password is None
-    password = secrets.token_urlsafe(18) if settings.admin_password is None else (
-        settings.admin_password.get_secret_value()
+    password = (
+        secrets.token_urlsafe(18) if settings.admin_password is None else (settings.admin_password.get_secret_value())
     )
     record = UserRecord(username=username, password_hash=await hash_password_async(password), role="admin")
     try:

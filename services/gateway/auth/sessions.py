@@ -94,8 +94,9 @@ async def load_session(*, redis: Redis, settings: Settings, session_id: str) -> 
     raw = await redis.hgetall(key)
     if not raw:
         return None
-    data = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in raw.items()}
+    data = {
+        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in raw.items()
+    }
     try:
         session = Session(
             key=key,
@@ -128,9 +129,7 @@ async def revoke_session(*, redis: Redis, session_id: str) -> None:
     """End the session with this id (logout)."""
     key = session_key(session_id)
     user_id = await redis.hget(key, "user_id")
-    await delete_session_key(
-        redis=redis, key=key, user_id=user_id.decode() if isinstance(user_id, bytes) else user_id
-    )
+    await delete_session_key(redis=redis, key=key, user_id=user_id.decode() if isinstance(user_id, bytes) else user_id)
 
 
 async def revoke_user_sessions(*, redis: Redis, user_id: str) -> int:

@@ -61,8 +61,11 @@ class PageUser:
 
 def nav_items(user: PageUser) -> list[NavItem]:
     """The navigation the caller may use (Upload for uploaders, Admin for admins)."""
-    items = [NavItem("dashboard", "Dashboard", "/"), NavItem("search", "Search", "/search"),
-             NavItem("live", "Live", "/live")]
+    items = [
+        NavItem("dashboard", "Dashboard", "/"),
+        NavItem("search", "Search", "/search"),
+        NavItem("live", "Live", "/live"),
+    ]
     if user.can_upload:
         items.append(NavItem("upload", "Upload", "/upload"))
     items.append(NavItem("files", "Files", "/files"))

@@ -31,9 +31,7 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", page="login", principal=None, next_url=target)
 
 
-def _page(
-    template: str, page: str, permission: Permission = "read"
-) -> Callable[[Request], Awaitable[Response]]:
+def _page(template: str, page: str, permission: Permission = "read") -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         principal = await page_principal(request)
         if principal is None:

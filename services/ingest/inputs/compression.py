@@ -31,9 +31,7 @@ class DecompressionLimitError(DecompressionError):
 class GunzipReader:
     """A file-like ``read(n)`` over the decompressed content of a gzip stream (multi-member aware)."""
 
-    def __init__(
-        self, raw: BinaryIO, *, max_bytes: int, max_ratio: int, ratio_floor: int = RATIO_FLOOR
-    ) -> None:
+    def __init__(self, raw: BinaryIO, *, max_bytes: int, max_ratio: int, ratio_floor: int = RATIO_FLOOR) -> None:
         self._raw = raw
         self._max_bytes = max_bytes
         self._max_ratio = max_ratio
@@ -60,9 +58,7 @@ class GunzipReader:
                 f"gzip content inflates past the limit of {self._max_bytes} bytes (gzip bomb?)"
             )
         if self.out >= self._ratio_floor and self.out > self._in * self._max_ratio:
-            raise DecompressionLimitError(
-                f"gzip compression ratio above {self._max_ratio}:1 (gzip bomb?)"
-            )
+            raise DecompressionLimitError(f"gzip compression ratio above {self._max_ratio}:1 (gzip bomb?)")
 
     def _next_input(self) -> bytes:
         if self._pending:

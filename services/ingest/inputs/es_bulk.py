@@ -145,9 +145,7 @@ def parse_bulk(body: bytes, *, default_index: str | None, limits: ParseLimits, t
         try:
             action = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise BulkSyntaxError(
-                f"Malformed action/metadata line [{line_no}], expected START_OBJECT"
-            ) from None
+            raise BulkSyntaxError(f"Malformed action/metadata line [{line_no}], expected START_OBJECT") from None
         if not isinstance(action, dict) or len(action) != 1:
             raise BulkSyntaxError(f"Malformed action/metadata line [{line_no}], expected a single action object")
         ((op, meta),) = action.items()
@@ -164,8 +162,14 @@ def parse_bulk(body: bytes, *, default_index: str | None, limits: ParseLimits, t
         doc_id = str(given_id) if given_id is not None else None
         if op == "delete":
             result.items.append(
-                _item_error(op, index, doc_id, 400, "illegal_argument_exception",
-                            "delete is not supported: logwarden is append-only")
+                _item_error(
+                    op,
+                    index,
+                    doc_id,
+                    400,
+                    "illegal_argument_exception",
+                    "delete is not supported: logwarden is append-only",
+                )
             )
             result.rejected_reasons.append("delete not supported")
             continue
@@ -175,15 +179,27 @@ def parse_bulk(body: bytes, *, default_index: str | None, limits: ParseLimits, t
         line_no += 1
         if op == "update":
             result.items.append(
-                _item_error(op, index, doc_id, 400, "illegal_argument_exception",
-                            "update is not supported: logwarden is append-only")
+                _item_error(
+                    op,
+                    index,
+                    doc_id,
+                    400,
+                    "illegal_argument_exception",
+                    "update is not supported: logwarden is append-only",
+                )
             )
             result.rejected_reasons.append("update not supported")
             continue
         if index is None:
             result.items.append(
-                _item_error(op, None, doc_id, 400, "action_request_validation_exception",
-                            "Validation Failed: 1: index is missing;")
+                _item_error(
+                    op,
+                    None,
+                    doc_id,
+                    400,
+                    "action_request_validation_exception",
+                    "Validation Failed: 1: index is missing;",
+                )
             )
             result.rejected_reasons.append("index is missing")
             continue

@@ -286,9 +286,7 @@ def _open_content(path: Path, settings: Settings) -> tuple[Any, Any]:
             # A full bounded pass first: a bomb or a corrupt file fails before any event is published.
             measure_gzip(raw, max_bytes=settings.max_decompressed_bytes, max_ratio=settings.max_gzip_ratio)
             raw.seek(0)
-            return raw, GunzipReader(
-                raw, max_bytes=settings.max_decompressed_bytes, max_ratio=settings.max_gzip_ratio
-            )
+            return raw, GunzipReader(raw, max_bytes=settings.max_decompressed_bytes, max_ratio=settings.max_gzip_ratio)
         raw.seek(0)
         return raw, raw
     except BaseException:
@@ -518,8 +516,11 @@ class UploadManager:
         async with self._semaphore:
             try:
                 return await process_upload(
-                    record=record, settings=self._settings, meta=self._meta,
-                    publisher=self._publisher, gate=self._gate,
+                    record=record,
+                    settings=self._settings,
+                    meta=self._meta,
+                    publisher=self._publisher,
+                    gate=self._gate,
                 )
             except asyncio.CancelledError:
                 raise
@@ -572,7 +573,8 @@ class UploadManager:
                 resumed += 1
             else:
                 await _fail(
-                    self._meta, record.id,
+                    self._meta,
+                    record.id,
                     "ingest restarted while processing this file; some events may have been published: "
                     "delete the file and upload it again",
                 )
