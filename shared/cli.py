@@ -16,6 +16,7 @@ def serve(service: str) -> int:
     from pydantic import ValidationError
 
     from shared.settings import Settings
+    from shared.supervisor import CONFIG_ERROR_EXIT
     from shared.telemetry import configure_logging, shutdown_tracing
 
     try:
@@ -24,7 +25,7 @@ def serve(service: str) -> int:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         print(f"logwarden: invalid setting LOGWARDEN_{field.upper()}: {first['msg']}", file=sys.stderr)
-        return 2
+        return CONFIG_ERROR_EXIT
     configure_logging(service, settings.log_level)
     module = importlib.import_module(f"services.{service}.app")
     app = module.create_app(settings)

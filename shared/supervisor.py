@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -26,6 +27,8 @@ from pydantic import ValidationError
 
 from shared.settings import SERVICE_NAMES, Settings
 
+#: Exit code of `logwarden serve` when its settings are invalid: restarting cannot help.
+CONFIG_ERROR_EXIT = 2
 _UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 _RESTART_BACKOFF_MAX = 30.0
 _STABLE_AFTER = 60.0
@@ -182,16 +185,26 @@ def terminate_all(processes: list[subprocess.Popen[bytes]], *, grace: float = 10
             proc.wait()
 
 
-def wait_healthy(settings: Settings, children: list[Child], *, timeout: float) -> dict[str, object]:
-    """Poll the gateway's ``/api/health`` until healthy; StartupError on timeout or early exit."""
+def wait_healthy(
+    settings: Settings, children: list[Child], *, timeout: float, stopping: Callable[[], bool]
+) -> dict[str, object] | None:
+    """Poll the gateway's ``/api/health`` until healthy, supervising the children meanwhile.
+
+    A service that crashes while starting is restarted like at any other time; one
+    that refuses its settings stops the start at once. Returns None when asked to
+    stop first; StartupError on timeout.
+    """
     url = f"http://127.0.0.1:{settings.gateway_port}/api/health"
     deadline = time.monotonic() + timeout
     last: dict[str, object] = {}
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
+            if stopping():
+                return None
             for child in children:
-                if child.proc is not None and child.proc.poll() is not None:
-                    raise StartupError(f"the {child.name} service exited during start (code {child.proc.returncode})")
+                if child.proc is not None and child.proc.poll() == CONFIG_ERROR_EXIT:
+                    raise StartupError(f"the {child.name} service refused its settings (message above)")
+            _supervise(children)
             try:
                 last = client.get(url).json()
                 if last.get("status") == "healthy":
@@ -251,7 +264,9 @@ def run_up(*, health_timeout: float = 60.0) -> int:
         children = [Child(name, [*command, name], dict(os.environ)) for name in SERVICE_NAMES]
         for child in children:
             child.start()
-        wait_healthy(settings, children, timeout=health_timeout)
+        if wait_healthy(settings, children, timeout=health_timeout, stopping=lambda: stopping) is None:
+            say("stopping")
+            return 0
         say(f"ready: open {settings.public_url}/ (API docs at {settings.public_url}/docs); Ctrl-C stops")
         while not stopping:
             _supervise(children)

@@ -51,8 +51,8 @@ class Platform:
 
 
 @contextmanager
-def run_platform(tmp: Path, **overrides: str) -> Iterator[Platform]:
-    """Start `logwarden up` and stop it (SIGTERM) afterwards."""
+def run_platform(tmp: Path, *, wait_ready: bool = True, **overrides: str) -> Iterator[Platform]:
+    """Start `logwarden up` (by default until it says it is ready) and stop it (SIGTERM) afterwards."""
     ports = {name: free_port() for name in SERVICES}
     ports["tcp"] = free_port()
     ports["syslog"] = free_port()
@@ -83,12 +83,8 @@ def run_platform(tmp: Path, **overrides: str) -> Iterator[Platform]:
         )
         platform = Platform(proc, data_dir, ports, env, "admin", admin_password, log_path)
         try:
-
-            def healthy() -> bool:
-                assert proc.poll() is None, f"logwarden up exited early:\n{platform.logs()[-5000:]}"
-                return platform.health().get("status") == "healthy"
-
-            wait_until(healthy, timeout=60, interval=0.2, what="the platform to become healthy")
+            if wait_ready:
+                wait_ready_platform(platform)
             yield platform
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -97,3 +93,13 @@ def run_platform(tmp: Path, **overrides: str) -> Iterator[Platform]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def wait_ready_platform(platform: Platform, *, timeout: float = 60) -> None:
+    """Wait until `up` said "ready" (from then on it supervises) and the platform is healthy."""
+
+    def ready() -> bool:
+        assert platform.process.poll() is None, f"logwarden up exited early:\n{platform.logs()[-5000:]}"
+        return "logwarden: ready:" in platform.logs() and platform.health().get("status") == "healthy"
+
+    wait_until(ready, timeout=timeout, interval=0.2, what="the platform to become healthy")

@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.platform import SERVICES, Platform, run_platform
+from tests.e2e.platform import SERVICES, Platform, run_platform, wait_ready_platform
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +73,23 @@ def test_killed_service_is_reported_and_restarted(tmp_path: Path) -> None:
         wait_until(lambda: platform.health()["status"] == "healthy", timeout=30, what="realtime to be restarted")
         assert _service_pid(platform, "realtime") != old_pid
         assert "realtime exited unexpectedly" in platform.logs()
+
+
+def test_service_crashing_during_start_is_restarted(tmp_path: Path) -> None:
+    with run_platform(tmp_path, wait_ready=False) as platform:
+        # Kill realtime as soon as it exists, before `up` has seen the platform healthy.
+        pid = wait_until(lambda: _service_pid_or_none(platform, "realtime"), timeout=30, what="realtime to spawn")
+        os.kill(pid, signal.SIGKILL)
+        wait_ready_platform(platform)
+        assert _service_pid(platform, "realtime") != pid
+        assert "realtime exited unexpectedly" in platform.logs()
+
+
+def _service_pid_or_none(platform: Platform, name: str) -> int | None:
+    try:
+        return _service_pid(platform, name)
+    except AssertionError:
+        return None
 
 
 def test_port_clash_gives_one_line_error(tmp_path: Path, platform: Platform) -> None:
