@@ -381,6 +381,9 @@ class TantivyLogStore(LogStore):
         self._writers: OrderedDict[str, tantivy.IndexWriter] = OrderedDict()
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # Per-day aggregations run side by side: tantivy releases the GIL, so a
+        # stats request over a week uses every core instead of one.
+        self._readers: ThreadPoolExecutor | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -460,6 +463,8 @@ class TantivyLogStore(LogStore):
         self._path.mkdir(parents=True, exist_ok=True)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tantivy-writer")
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tantivy-read")
 
     async def close(self) -> None:
         """Finish merges, release writers and stop the writer thread."""
@@ -468,6 +473,9 @@ class TantivyLogStore(LogStore):
         await self._on_writer(self._close_sync)
         self._executor.shutdown(wait=True)
         self._executor = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
 
     def _close_sync(self) -> None:
         while self._writers:
@@ -806,31 +814,48 @@ class TantivyLogStore(LogStore):
         aggs = kpi.kpi_aggregations(interval, "tantivy")
         acc = kpi.KpiAccumulator(interval_ms=interval, top_n=request.top_n)
         users: set[str] = set()
-        parts: list[tuple[Any, _Translator, Query]] = []
-        for day in days:
-            searcher = self._searcher(day)
-            if searcher is None:
+        parts: list[tuple[Any, Query]] = []
+        # Merged in day order, so the result does not depend on which thread finished first.
+        for part in self._map_readers(lambda day: self._stats_day(day, request, aggs), days):
+            if part is None:
                 continue
-            tr = self._translator(searcher)
-            query = tr.build(request.query, request.filters)
-            count = searcher.search(query, 1, count=True).count
-            if not count:
-                continue
-            parts.append((searcher, tr, query))
-            acc.add(count, searcher.aggregate(query, aggs))
-            # Exact distinct users: the union of every day's term set (tantivy's
-            # cardinality aggregation is a HyperLogLog sketch, not mergeable across days).
-            users.update(t for t, n in searcher.terms_with_prefix("user_id", "", filter_query=query) if n > 0)
+            count, result, day_users, searcher, query = part
+            acc.add(count, result)
+            users |= day_users
+            parts.append((searcher, query))
         slowest = acc.slowest_endpoints()
         hists: dict[str, Any] = {}
         if slowest:
             second = kpi.endpoint_percentile_aggregations(slowest)
-            results = []
-            for searcher, _tr, query in parts:
-                only = _and(query, Query.term_set_query(self._schema, "endpoint", slowest))
-                results.append(searcher.aggregate(only, second))
+            endpoints = Query.term_set_query(self._schema, "endpoint", slowest)
+            results = self._map_readers(lambda part: part[0].aggregate(_and(part[1], endpoints), second), parts)
             hists = kpi.merge_endpoint_histograms(results)
         return acc.finish(len(users), hists)
+
+    def _stats_day(
+        self, day: str, request: StatsRequest, aggs: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], set[str], Any, Query] | None:
+        """One day's share of a stats request: count, aggregations, distinct users."""
+        searcher = self._searcher(day)
+        if searcher is None:
+            return None
+        query = self._translator(searcher).build(request.query, request.filters)
+        count = searcher.search(query, 1, count=True).count
+        if not count:
+            return None
+        result = searcher.aggregate(query, aggs)
+        # Exact distinct users: the union of every day's term set (tantivy's
+        # cardinality aggregation is a HyperLogLog sketch, not mergeable across days).
+        users = {t for t, n in searcher.terms_with_prefix("user_id", "", filter_query=query) if n > 0}
+        return count, result, users, searcher, query
+
+    def _map_readers(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """``fn`` over ``items`` on the reader threads, results in the items' order."""
+        if self._readers is None:
+            raise RuntimeError("TantivyLogStore is not open")
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._readers.map(fn, items))
 
     # -- lookups ------------------------------------------------------------------------------------
 
