@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from shared.models import LogEvent, epoch_ms, field_type
+from shared.models import KEYWORD_FIELDS, LogEvent, epoch_ms, field_type
 from shared.querylang.ast import And, MatchAll, Node, Not, Or, Phrase, Prefix, Range, Term
 from shared.querylang.parser import resolve_time
 from shared.store import kpi
@@ -54,23 +54,8 @@ def message_tokens(text: str) -> list[str]:
 def index_template(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
     """Body of the composable index template for the daily indices."""
     keyword = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
-    properties: dict[str, Any] = {
-        name: dict(keyword)
-        for name in (
-            "id",
-            "level",
-            "service",
-            "server",
-            "endpoint",
-            "method",
-            "user_id",
-            "tenant_id",
-            "client_ip",
-            "trace_id",
-            "span_id",
-            "source",
-        )
-    }
+    # Every keyword field of the event, from the one list in shared.models.
+    properties: dict[str, Any] = {name: dict(keyword) for name in KEYWORD_FIELDS}
     properties.update(
         {
             "timestamp": {"type": "date", "format": "strict_date_optional_time||epoch_millis"},
