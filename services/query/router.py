@@ -52,21 +52,8 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-async def _search(
-    store: StoreDep,
-    cache: CacheDep,
-    meta: MetaDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    params: SearchParamsDep,
-) -> Response:
-    body = await service.search_events(
-        store=store, cache=cache, meta=meta, settings=settings, principal=principal, params=params
-    )
-    return json_response(body)
-
-
 @router.get("/api/search", response_model=SearchResponse, responses=ERRORS, summary="Search events")
+@router.get("/api/logs", response_model=SearchResponse, responses=ERRORS, summary="Search events (alias)")
 async def search(
     store: StoreDep,
     cache: CacheDep,
@@ -75,21 +62,14 @@ async def search(
     principal: PrincipalDep,
     params: SearchParamsDep,
 ) -> Response:
-    """Full-text search with filters, sorted, one page at a time (follow ``next_cursor``)."""
-    return await _search(store, cache, meta, settings, principal, params)
+    """Full-text search with filters, sorted, one page at a time (follow ``next_cursor``).
 
-
-@router.get("/api/logs", response_model=SearchResponse, responses=ERRORS, summary="Search events (alias)")
-async def list_logs(
-    store: StoreDep,
-    cache: CacheDep,
-    meta: MetaDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    params: SearchParamsDep,
-) -> Response:
-    """Same as ``GET /api/search``."""
-    return await _search(store, cache, meta, settings, principal, params)
+    ``GET /api/logs`` is the same route (DESIGN.md §5).
+    """
+    body = await service.search_events(
+        store=store, cache=cache, meta=meta, settings=settings, principal=principal, params=params
+    )
+    return json_response(body)
 
 
 @router.get("/api/logs/{event_id}", response_model=LogEventPublic, responses={404: {"description": "No such event"}})
